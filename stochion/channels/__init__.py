@@ -1,0 +1,7 @@
+"""Catalogue of channel schemes: the declarative core and one module per channel family."""
+
+from .hh import hh_potassium, hh_sodium
+from .leak import leak_channel
+from .scheme import GateParticle, MarkovScheme, Transition, gate_scheme
+
+__all__ = ["MarkovScheme", "Transition", "GateParticle", "gate_scheme", "hh_sodium", "hh_potassium", "leak_channel"]
