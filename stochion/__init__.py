@@ -14,6 +14,7 @@ from .biophysics import (
     q10_factor,
 )
 from .channels import GateParticle, MarkovScheme, Transition, gate_scheme, hh_potassium, hh_sodium, leak_channel
+from .deterministic import DeterministicSimulation
 from .engine import PatchSimulation, VoltageRunawayError
 from .membrane import ChannelPopulation, Patch, hh_patch
 from .protocols import CurrentStep, Schedule, VoltageStep
@@ -39,6 +40,7 @@ __all__ = [
     "hh_sodium",
     "leak_channel",
     "PatchSimulation",
+    "DeterministicSimulation",
     "VoltageRunawayError",
     "ChannelPopulation",
     "Patch",

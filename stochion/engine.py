@@ -12,12 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._kernels import batch as K_batch
 from ._kernels import patch_ssa as K
-from ._kernels.rng import stream_state
+from ._kernels.rng import child_seeds, stream_state
 from .membrane import Patch
 from .rates import GRID_STEP_MV, KIND_TABULATED, VALIDATION_RANGE_MV, voltage_grid_mV
 
-__all__ = ["LoweredPatch", "lower_patch", "PatchSimulation", "VoltageRunawayError"]
+__all__ = ["LoweredPatch", "lower_patch", "PatchSimulation", "VoltageRunawayError", "run_trials", "TrialsOutput"]
+
+
+# single-channel events per kernel call before the buffer is handed back (24 bytes each)
+_EVENT_BUFFER = 1 << 18
 
 
 class VoltageRunawayError(ValueError):
@@ -112,7 +117,9 @@ def lower_patch(patch: Patch) -> LoweredPatch:
         reversal.append(scheme.reversal_mV)
         g_unit.append(g_nS)
 
-    law_table = np.ascontiguousarray(np.stack([np.asarray(law.evaluate(grid), dtype=float) for law in laws]))
+    law_table = np.zeros((len(laws), grid.size))
+    for i, law in enumerate(laws):
+        law_table[i] = law.evaluate(grid)
     law_par = np.array([law.params for law in laws], dtype=float).reshape(len(laws), 3)
 
     def i64(x):
@@ -226,7 +233,7 @@ class PatchSimulation:
         self.patch = patch
         self.lowered = L = lower_patch(patch)
         self.seed_sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-        init_ss, main_ss, agent_ss = self.seed_sequence.spawn(3)
+        init_ss, main_ss, agent_ss = child_seeds(self.seed_sequence, 3)
         self.V0_mV = patch.resting_potential_mV() if V0_mV is None else _check_finite("V0_mV", V0_mV, lo, hi)
         if initial_states is None:
             counts = stationary_counts(patch, L, self.V0_mV, np.random.Generator(np.random.PCG64(init_ss)))
@@ -258,15 +265,15 @@ class PatchSimulation:
     def _init_agents(self):
         L = self.lowered
         if not self.track_agents:
-            self.members = np.zeros((1, 1), dtype=np.int64)
-            self.pos = np.zeros(1, dtype=np.int64)
-            self.chan_state = np.zeros(1, dtype=np.int64)
+            self.members = np.zeros((1, 1), dtype=np.int32)
+            self.pos = np.zeros(1, dtype=np.int32)
+            self.chan_state = np.zeros(1, dtype=np.int32)
             return
         cap = int(max(L.n_channels.max(initial=0), 1))
         n_total = int(L.n_channels.sum())
-        self.members = np.zeros((L.n_states, cap), dtype=np.int64)
-        self.pos = np.zeros(n_total, dtype=np.int64)
-        self.chan_state = np.zeros(n_total, dtype=np.int64)
+        self.members = np.zeros((L.n_states, cap), dtype=np.int32)
+        self.pos = np.zeros(n_total, dtype=np.int32)
+        self.chan_state = np.zeros(n_total, dtype=np.int32)
         c = 0
         for s in range(L.n_states):
             for k in range(int(self.counts[s])):
@@ -322,6 +329,21 @@ class PatchSimulation:
         seg_value = np.ascontiguousarray(seg_value, dtype=np.float64)
         if seg_t_end.size == 0:
             return False
+        if not (seg_t_end.ndim == seg_mode.ndim == seg_value.ndim == 1 and seg_t_end.size == seg_mode.size
+                == seg_value.size):
+            raise ValueError("seg_t_end, seg_mode and seg_value must be 1-D arrays of the same length")
+        if not np.all(np.isfinite(seg_t_end)) or seg_t_end[0] < self.t_ms or np.any(np.diff(seg_t_end) < 0):
+            raise ValueError(f"segment end times must be finite, non-decreasing and not before the present time "
+                             f"{self.t_ms!r} ms, got {seg_t_end.tolist()}")
+        if not np.all(np.isin(seg_mode, (K.MODE_CURRENT, K.MODE_VOLTAGE))):
+            raise ValueError(f"seg_mode must hold {K.MODE_CURRENT} (current) or {K.MODE_VOLTAGE} (voltage clamp), "
+                             f"got {np.unique(seg_mode).tolist()}")
+        if not np.all(np.isfinite(seg_value)):
+            raise ValueError(f"segment values (pA or mV) must be finite, got {seg_value.tolist()}")
+        lo, hi = VALIDATION_RANGE_MV
+        clamp = seg_value[seg_mode == K.MODE_VOLTAGE]
+        if clamp.size and (clamp.min() < lo or clamp.max() > hi):
+            raise ValueError(f"voltage-clamp levels must lie in {lo}..{hi} mV, got {clamp.min()}..{clamp.max()}")
         L = self.lowered
         self.istate[K.I_SEG] = 0
         self.istate[K.I_SEG_READY] = 0
@@ -329,17 +351,18 @@ class PatchSimulation:
         t0 = self.t_ms
         spiked = False
         start = time.perf_counter()
+        t_target = float(seg_t_end[-1])
+        rec_k0 = int(self.istate[K.I_REC_NEXT])
+        n_rec = max(int(math.floor(t_target / dt + 1e-9)) + 1 - rec_k0, 0)
+        rec_V = np.zeros(n_rec)
+        rec_counts = np.zeros((n_rec, L.n_states), dtype=np.int64)
+        rec_I = np.zeros(n_rec)
+        spk_t, spk_peak, spk_peak_t = np.zeros(256), np.zeros(256), np.zeros(256)
+        n_ev_cap = _EVENT_BUFFER if self.track_agents else 0
+        ev_t, ev_V = np.zeros(n_ev_cap), np.zeros(n_ev_cap)
+        ev_ch = np.zeros(n_ev_cap, dtype=np.int32)
+        ev_from, ev_to = np.zeros(n_ev_cap, dtype=np.int16), np.zeros(n_ev_cap, dtype=np.int16)
         while True:
-            t_target = float(seg_t_end[-1])
-            rec_k0 = int(self.istate[K.I_REC_NEXT])
-            n_rec = max(int(math.floor(t_target / dt + 1e-9)) + 1 - rec_k0, 0)
-            rec_V = np.zeros(n_rec)
-            rec_counts = np.zeros((n_rec, L.n_states), dtype=np.int64)
-            rec_I = np.zeros(n_rec)
-            spk_t, spk_peak, spk_peak_t = np.zeros(256), np.zeros(256), np.zeros(256)
-            n_ev_cap = (1 << 16) if self.track_agents else 0
-            ev_t, ev_V = np.zeros(n_ev_cap), np.zeros(n_ev_cap)
-            ev_ch, ev_from, ev_to = (np.zeros(n_ev_cap, dtype=np.int64) for _ in range(3))
             self.istate[K.I_N_SPK] = 0
             self.istate[K.I_N_EV] = 0
             status = K.run_patch(
@@ -352,12 +375,6 @@ class PatchSimulation:
                 self.spike_level_mV, self.rearm_mV, bool(stop_on_spike), spk_t, spk_peak, spk_peak_t,
                 ev_t, ev_ch, ev_from, ev_to, ev_V,
             )
-            n_done = int(self.istate[K.I_REC_NEXT]) - rec_k0
-            if n_done:
-                k = np.arange(rec_k0, rec_k0 + n_done)
-                seg_idx = np.minimum(np.searchsorted(seg_t_end, k * dt, side="left"), seg_t_end.size - 1)
-                self._rec_chunks.append((k * dt, rec_V[:n_done], rec_counts[:n_done], rec_I[:n_done],
-                                         seg_mode[seg_idx]))
             n_spk = int(self.istate[K.I_N_SPK])
             if n_spk:
                 self._spk_chunks.append((spk_t[:n_spk].copy(), spk_peak[:n_spk].copy(), spk_peak_t[:n_spk].copy()))
@@ -379,6 +396,11 @@ class PatchSimulation:
             if status == K.STATUS_SPIKE:
                 spiked = True
             break
+        n_done = int(self.istate[K.I_REC_NEXT]) - rec_k0
+        if n_done:
+            k = np.arange(rec_k0, rec_k0 + n_done)
+            seg_idx = np.minimum(np.searchsorted(seg_t_end, k * dt, side="right"), seg_t_end.size - 1)
+            self._rec_chunks.append((k * dt, rec_V[:n_done], rec_counts[:n_done], rec_I[:n_done], seg_mode[seg_idx]))
         self.wall_s += time.perf_counter() - start
         seg_start = np.concatenate([[t0], seg_t_end[:-1]])
         for a, b, m, v in zip(seg_start, seg_t_end, seg_mode, seg_value):
@@ -396,3 +418,112 @@ class PatchSimulation:
     def agent_counts(self) -> np.ndarray:
         """State counts recomputed from the agents' individual states (for consistency checks)."""
         return np.bincount(self.chan_state, minlength=self.lowered.n_states) if self.track_agents else None
+
+
+@dataclass
+class TrialsOutput:
+    """What :func:`run_trials` returns: per-trial spikes, optional traces, final states and counters."""
+
+    spike_t_ms: list  # one array per trial (exact crossing times)
+    spike_peak_mV: list
+    record_t_ms: np.ndarray  # (n_rec,)
+    record_V_mV: np.ndarray | None  # (n_trials, n_rec)
+    record_counts: np.ndarray | None  # (n_trials, n_rec, n_states)
+    final_V_mV: np.ndarray
+    n_events: np.ndarray
+    n_candidates: np.ndarray
+    lowered: LoweredPatch
+
+
+def run_trials(patch: Patch, seg_t_end, seg_mode, seg_value, seed_sequences, *, V0_mV=None, record=False,
+               record_dt_ms=0.025, spike_level_mV=0.0, rearm_mV=-20.0, spike_capacity=64) -> TrialsOutput:
+    """Run independent trials of ``patch`` in one parallel compiled call (the open-loop fast path).
+
+    ``seg_*`` are ``(n_trials, n_seg)`` schedules (or 1-D, shared by all trials); zero-length segments are
+    allowed so that schedules of different shapes can be padded. Trial ``k`` uses ``seed_sequences[k]``
+    exactly as :class:`PatchSimulation` would (same three child streams), so it reproduces the single run of
+    that seed bit for bit, whatever the number of threads or the order of execution.
+    """
+    seeds = list(seed_sequences)
+    n = len(seeds)
+    L = lower_patch(patch)
+    seg_t_end = np.ascontiguousarray(np.broadcast_to(np.atleast_2d(seg_t_end), (n, np.shape(seg_t_end)[-1])),
+                                     dtype=np.float64)
+    seg_mode = np.ascontiguousarray(np.broadcast_to(np.atleast_2d(seg_mode), seg_t_end.shape), dtype=np.int64)
+    seg_value = np.ascontiguousarray(np.broadcast_to(np.atleast_2d(seg_value), seg_t_end.shape), dtype=np.float64)
+    if np.any(np.diff(seg_t_end, axis=1) < 0) or not np.all(np.isfinite(seg_t_end)) or np.any(seg_t_end[:, 0] < 0):
+        raise ValueError("segment end times must be finite, >= 0 and non-decreasing within each trial")
+    lo, hi = VALIDATION_RANGE_MV
+    V0 = patch.resting_potential_mV() if V0_mV is None else _check_finite("V0_mV", V0_mV, lo, hi)
+    level = _check_finite("spike_level_mV", spike_level_mV, lo, hi)
+    rearm = _check_finite("rearm_mV", rearm_mV, lo, hi)
+    if not rearm < level:
+        raise ValueError(f"rearm_mV ({rearm_mV!r}) must be below spike_level_mV ({spike_level_mV!r})")
+    counts = np.zeros((n, L.n_states), dtype=np.int64)
+    rng = np.zeros((n, 4), dtype=np.uint64)
+    rng_agent = np.zeros((n, 4), dtype=np.uint64)
+    stationary = [scheme.stationary(V0, patch.temperature_celsius) for scheme in patch.schemes]
+    for k, ss in enumerate(seeds):
+        ss = ss if isinstance(ss, np.random.SeedSequence) else np.random.SeedSequence(ss)
+        init_ss, main_ss, agent_ss = child_seeds(ss, 3)
+        g = np.random.Generator(np.random.PCG64(init_ss))
+        for t, p in enumerate(stationary):
+            counts[k, L.type_slice(t)] = g.multinomial(int(L.n_channels[t]), p)
+        rng[k] = stream_state(main_ss)
+        rng_agent[k] = stream_state(agent_ss)
+    fstate = np.zeros((n, K.N_FSTATE))
+    fstate[:, K.F_V] = V0
+    fstate[:, K.F_EREM] = -1.0
+    istate = np.zeros((n, K.N_ISTATE), dtype=np.int64)
+    istate[:, K.I_ARMED] = 1 if V0 < level else 0
+    if V0 >= level:
+        fstate[:, K.F_SPK_T] = -1.0
+    bmax = np.zeros((n, L.tr_src.size))
+    ratio = np.zeros((n, L.tr_src.size))
+    exit_bound = np.zeros((n, L.n_states))
+    dt = _check_finite("record_dt_ms", record_dt_ms, 1e-6, 1e6)
+    t_stop = float(seg_t_end[:, -1].max())
+    n_rec = int(math.floor(t_stop / dt + 1e-9)) + 1 if record else 0
+    rec_V = np.zeros((n, n_rec))
+    rec_counts = np.zeros((n, n_rec, L.n_states), dtype=np.int64)
+    rec_I = np.zeros((n, n_rec))
+    cap = max(int(spike_capacity), 1)
+    spk_t, spk_peak, spk_peak_t = np.zeros((n, cap)), np.zeros((n, cap)), np.zeros((n, cap))
+    status = np.zeros(n, dtype=np.int64)
+    spikes_t = [[] for _ in range(n)]
+    spikes_peak = [[] for _ in range(n)]
+    active = np.arange(n, dtype=np.int64)
+    while active.size:
+        istate[active, K.I_N_SPK] = 0
+        K_batch.run_batch(
+            L.state_ptr, L.tr_dst, L.tr_law, L.tr_factor, L.tr_scale, L.state_g, L.state_gE, L.g_leak, L.gE_leak,
+            L.C, L.law_kind, L.law_par, L.law_table, L.grid_lo, L.grid_step,
+            seg_t_end, seg_mode, seg_value, counts, fstate, istate, rng, rng_agent, bmax, ratio, exit_bound,
+            dt, 0, rec_V, rec_counts, rec_I, level, rearm, spk_t, spk_peak, spk_peak_t, active, status,
+        )
+        for i in active:
+            m = int(istate[i, K.I_N_SPK])
+            spikes_t[i].append(spk_t[i, :m].copy())
+            spikes_peak[i].append(spk_peak[i, :m].copy())
+        bad = active[status[active] == K.STATUS_V_OUT_OF_RANGE]
+        if bad.size:
+            i = int(bad[0])
+            raise VoltageRunawayError(
+                f"the membrane voltage ran away in trial {i}: V = {fstate[i, K.F_V]:.3f} mV at "
+                f"t = {fstate[i, K.F_T]:.4f} ms left the simulated range {lo}..{hi} mV; reduce the stimulus")
+        active = active[status[active] == K.STATUS_SPIKES_FULL]
+    for i in range(n):  # a spike still in progress at the end counts, as in single runs
+        if not istate[i, K.I_ARMED] and fstate[i, K.F_SPK_T] >= 0:
+            spikes_t[i].append(np.array([fstate[i, K.F_SPK_T]]))
+            spikes_peak[i].append(np.array([fstate[i, K.F_SPK_PEAK]]))
+    return TrialsOutput(
+        spike_t_ms=[np.concatenate(s) for s in spikes_t],
+        spike_peak_mV=[np.concatenate(s) for s in spikes_peak],
+        record_t_ms=np.arange(n_rec) * dt,
+        record_V_mV=rec_V if record else None,
+        record_counts=rec_counts if record else None,
+        final_V_mV=fstate[:, K.F_V].copy(),
+        n_events=istate[:, K.I_EVENTS].copy(),
+        n_candidates=istate[:, K.I_CANDIDATES].copy(),
+        lowered=L,
+    )

@@ -59,8 +59,11 @@ class Schedule:
 
     @classmethod
     def from_breakpoints(cls, t_stop_ms: float, breakpoints) -> "Schedule":
-        """Build from ``[(t_start_ms, mode, value), ...]`` (first at 0), cut at ``t_stop_ms``; merges repeats."""
-        pts = sorted((float(t), int(m), float(v)) for t, m, v in breakpoints)
+        """Build from ``[(t_start_ms, mode, value), ...]`` (first at 0), cut at ``t_stop_ms``; merges repeats.
+
+        Of breakpoints at the same time, the later in the list wins.
+        """
+        pts = sorted(((float(t), int(m), float(v)) for t, m, v in breakpoints), key=lambda p: p[0])
         starts = [p for p in pts if p[0] < t_stop_ms]
         t_end, mode, value = [], [], []
         for i, (t0, m, v) in enumerate(starts):

@@ -229,9 +229,7 @@ class TabulatedRate(RateLaw):
             )
 
     def evaluate(self, V_mV):
-        V = np.asarray(V_mV, dtype=float)
-        lo, _ = VALIDATION_RANGE_MV
-        return np.interp(V, voltage_grid_mV(), self._table)
+        return np.interp(np.asarray(V_mV, dtype=float), voltage_grid_mV(), self._table)
 
     @property
     def params(self):

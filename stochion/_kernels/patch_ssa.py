@@ -19,7 +19,8 @@ Under voltage clamp ``V`` is fixed, the bounds are the exact rates and every can
 direct method).
 
 Random draws, in order (the pure-Python reference ``stochion._kernels.reference`` follows the same order):
-``u1`` from ``rng`` when a fresh clock is needed, ``E_rem = -log(1 - u1)``; per candidate ``u2`` from ``rng``
+a unit exponential ``E_rem`` from ``rng`` by the ziggurat (``rng.next_exponential``) when a fresh clock is
+needed; per candidate ``u2`` from ``rng``
 selects state and transition (one uniform for both, by residual); in current clamp ``u3`` from ``rng`` decides
 acceptance; with agent tracking, ``ua`` from ``rng_agent`` picks which channel of the source state moves.
 Agent identity has a stream of its own, so the count trajectory is the same with and without agents.
@@ -36,7 +37,7 @@ import numba
 import numpy as np
 
 from ..rates import rate_at
-from .rng import next_double
+from .rng import next_double, next_exponential
 
 # -- status codes -----------------------------------------------------------------------------------------
 STATUS_DONE = 0
@@ -229,7 +230,7 @@ def run_patch(
                 B, Gch, gEch = refresh_totals(counts, state_ptr, bmax, exit_bound, state_g, state_gE)
                 since_refresh = 0
             if E_rem < 0.0:
-                E_rem = -math.log(1.0 - next_double(rng))
+                E_rem = next_exponential(rng)
 
             G = Gch + g_leak
             num = gEch + gE_leak + I
@@ -267,11 +268,15 @@ def run_patch(
                 is_candidate = False
                 leave = 0
                 crossed = True
-            # record samples on the output grid that fall inside [t, t_new)
+            # record samples on the output grid inside [t, t_new); the very end of the last segment is
+            # included, a sample at a segment boundary otherwise shows the new segment (right-continuous)
             seg_end_step = (not is_candidate) and leave == 0 and not crossed
+            last_end = seg_end_step and seg == n_seg - 1
             while rec_next - rec_k0 < n_rec:
                 tr = rec_next * rec_dt
-                if tr < t_new or (seg_end_step and tr <= t_new):
+                # k * dt may round just past the end time it stands for (3 * 0.1 > 0.3): the caller sizes the
+                # buffer with floor(t_end / dt + 1e-9), and the last segment takes those samples
+                if tr < t_new or (last_end and tr <= t_new + 1e-9 * rec_dt):
                     row = rec_next - rec_k0
                     rec_V[row] = V if clamped else _relax(V, tr - t, G, num, C)
                     for s in range(n_states):

@@ -136,13 +136,14 @@ class MarkovScheme:
             if (tr.source, tr.target) in pairs:
                 raise ValueError(f"{where}: duplicate transition {tr.source}->{tr.target}")
             pairs.add((tr.source, tr.target))
-            r = np.asarray(tr.rate.evaluate(grid), dtype=float)
+            with np.errstate(over="ignore", invalid="ignore"):
+                r = np.asarray(tr.rate.evaluate(grid), dtype=float)
             bad = ~np.isfinite(r) | (r < 0)
             if bad.any():
                 V_bad = grid[np.argmax(bad)]
                 lo, hi = VALIDATION_RANGE_MV
                 raise ValueError(
-                    f"{where}: rate of {tr.source}->{tr.target} is {r[np.argmax(bad)]!r} at V = {V_bad} mV; "
+                    f"{where}: rate of {tr.source}->{tr.target} is {float(r[np.argmax(bad)])!r} at V = {V_bad} mV; "
                     f"rates must be finite and >= 0 over {lo}..{hi} mV"
                 )
         unreachable = self._unreachable()
