@@ -16,7 +16,7 @@ from ._kernels import batch as K_batch
 from ._kernels import patch_ssa as K
 from ._kernels.rng import child_seeds, stream_state
 from .membrane import Patch
-from .rates import GRID_STEP_MV, KIND_TABULATED, VALIDATION_RANGE_MV, voltage_grid_mV
+from .rates import GRID_STEP_MV, KIND_TABULATED, VALIDATION_RANGE_MV, LigandBinding, voltage_grid_mV
 
 __all__ = ["LoweredPatch", "lower_patch", "PatchSimulation", "VoltageRunawayError", "run_trials", "TrialsOutput"]
 
@@ -48,7 +48,8 @@ class LoweredPatch:
     tr_dst: np.ndarray
     tr_law: np.ndarray
     tr_factor: np.ndarray  # multiplicity * temperature factor
-    tr_scale: np.ndarray  # extra per-transition factor (ligand concentration later); 1 here
+    tr_scale: np.ndarray  # per-transition factor: 1, or the ligand concentration (mM, initially 0) for binding
+    tr_ligand_type: np.ndarray  # channel type whose cleft concentration scales the transition, or -1
     state_g: np.ndarray  # nS when a channel sits in the state
     state_gE: np.ndarray  # nS * mV
     g_leak: float  # nS, constant leak
@@ -89,7 +90,7 @@ def lower_patch(patch: Patch) -> LoweredPatch:
         return law_index[key]
 
     state_labels, state_type, state_open, state_g, state_gE = [], [], [], [], []
-    tr_src, tr_dst, tr_law, tr_factor, state_ptr = [], [], [], [], [0]
+    tr_src, tr_dst, tr_law, tr_factor, tr_lig, state_ptr = [], [], [], [], [], [0]
     offsets, n_channels, reversal, g_unit = [0], [], [], []
     counts = patch.channel_counts
     for k, scheme in enumerate(patch.schemes):
@@ -111,6 +112,7 @@ def lower_patch(patch: Patch) -> LoweredPatch:
                 tr_dst.append(base + scheme.index(tr.target))
                 tr_law.append(law_id(tr.rate))
                 tr_factor.append(tr.multiplicity * phi)
+                tr_lig.append(k if isinstance(tr.rate, LigandBinding) else -1)
             state_ptr.append(len(tr_src))
         offsets.append(base + scheme.n_states)
         n_channels.append(counts[scheme.name])
@@ -140,7 +142,8 @@ def lower_patch(patch: Patch) -> LoweredPatch:
         tr_dst=i64(tr_dst),
         tr_law=i64(tr_law),
         tr_factor=f64(tr_factor),
-        tr_scale=np.ones(len(tr_src)),
+        tr_scale=np.where(np.asarray(tr_lig, dtype=np.int64) >= 0, 0.0, 1.0),
+        tr_ligand_type=i64(tr_lig),
         state_g=f64(state_g),
         state_gE=f64(state_gE),
         g_leak=float(patch.g_leak_nS),
@@ -246,11 +249,13 @@ class PatchSimulation:
         self.fstate = np.zeros(K.N_FSTATE)
         self.fstate[K.F_V] = self.V0_mV
         self.fstate[K.F_EREM] = -1.0
+        self.fstate[K.F_VMAX] = self.V0_mV
         self.istate = np.zeros(K.N_ISTATE, dtype=np.int64)
         self.istate[K.I_ARMED] = 1 if self.V0_mV < self.spike_level_mV else 0
         if not self.istate[K.I_ARMED]:  # started above the spike level: not a spike of this run
             self.fstate[K.F_SPK_T] = -1.0
             self.fstate[K.F_SPK_PEAK] = self.V0_mV
+        self.tr_scale = L.tr_scale.copy()
         self._bmax = np.zeros(L.tr_src.size)
         self._ratio = np.zeros(L.tr_src.size)
         self._exit = np.zeros(L.n_states)
@@ -296,12 +301,34 @@ class PatchSimulation:
         return float(self.fstate[K.F_V])
 
     @property
+    def max_V_mV(self) -> float:
+        """Largest voltage reached so far in current clamp (mV)."""
+        return float(self.fstate[K.F_VMAX])
+
+    @property
     def n_events(self) -> int:
         return int(self.istate[K.I_EVENTS])
 
     @property
     def n_candidates(self) -> int:
         return int(self.istate[K.I_CANDIDATES])
+
+    def set_ligand_mM(self, concentrations: dict) -> None:
+        """Set the transmitter concentration (mM) seen by ligand-gated populations, ``{type name: mM}``.
+
+        Takes effect for the next ``advance_to``; advance to the present time first (the experiment layer
+        does) so that the change happens exactly now.
+        """
+        L = self.lowered
+        for name, conc in dict(concentrations).items():
+            if name not in L.type_names:
+                raise ValueError(f"set_ligand_mM: unknown channel type {name!r}; types are {list(L.type_names)}")
+            k = L.type_names.index(name)
+            sel = L.tr_ligand_type == k
+            if not sel.any():
+                raise ValueError(f"set_ligand_mM: channel type {name!r} has no ligand-binding transition")
+            c = _check_finite(f"ligand concentration of {name!r} (mM)", conc, 0.0)
+            self.tr_scale[sel] = c
 
     def advance_to(self, t_ms: float, *, current_pA: float = 0.0, clamp_mV: float | None = None,
                    stop_on_spike: bool = False) -> bool:
@@ -366,7 +393,7 @@ class PatchSimulation:
             self.istate[K.I_N_SPK] = 0
             self.istate[K.I_N_EV] = 0
             status = K.run_patch(
-                L.state_ptr, L.tr_dst, L.tr_law, L.tr_factor, L.tr_scale, L.state_g, L.state_gE, L.g_leak,
+                L.state_ptr, L.tr_dst, L.tr_law, L.tr_factor, self.tr_scale, L.state_g, L.state_gE, L.g_leak,
                 L.gE_leak, L.C, L.law_kind, L.law_par, L.law_table, L.grid_lo, L.grid_step,
                 seg_t_end, seg_mode, seg_value,
                 self.counts, self.fstate, self.istate, self.rng, self.rng_agent, self._bmax, self._ratio, self._exit,
@@ -430,6 +457,8 @@ class TrialsOutput:
     record_V_mV: np.ndarray | None  # (n_trials, n_rec)
     record_counts: np.ndarray | None  # (n_trials, n_rec, n_states)
     final_V_mV: np.ndarray
+    max_V_mV: np.ndarray  # largest voltage of each trial (current clamp), whether it spiked or not
+    max_V_t_ms: np.ndarray
     n_events: np.ndarray
     n_candidates: np.ndarray
     lowered: LoweredPatch
@@ -474,6 +503,7 @@ def run_trials(patch: Patch, seg_t_end, seg_mode, seg_value, seed_sequences, *, 
     fstate = np.zeros((n, K.N_FSTATE))
     fstate[:, K.F_V] = V0
     fstate[:, K.F_EREM] = -1.0
+    fstate[:, K.F_VMAX] = V0
     istate = np.zeros((n, K.N_ISTATE), dtype=np.int64)
     istate[:, K.I_ARMED] = 1 if V0 < level else 0
     if V0 >= level:
@@ -523,6 +553,8 @@ def run_trials(patch: Patch, seg_t_end, seg_mode, seg_value, seed_sequences, *, 
         record_V_mV=rec_V if record else None,
         record_counts=rec_counts if record else None,
         final_V_mV=fstate[:, K.F_V].copy(),
+        max_V_mV=fstate[:, K.F_VMAX].copy(),
+        max_V_t_ms=fstate[:, K.F_VMAX_T].copy(),
         n_events=istate[:, K.I_EVENTS].copy(),
         n_candidates=istate[:, K.I_CANDIDATES].copy(),
         lowered=L,

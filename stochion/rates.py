@@ -31,6 +31,7 @@ __all__ = [
     "Sigmoid",
     "Linoid",
     "TabulatedRate",
+    "LigandBinding",
     "VALIDATION_RANGE_MV",
     "GRID_STEP_MV",
 ]
@@ -177,6 +178,32 @@ class Linoid(RateLaw):
     @property
     def params(self):
         return (float(self.rate_per_ms), float(self.V_half_mV), float(self.slope_mV))
+
+
+@dataclass(frozen=True)
+class LigandBinding(RateLaw):
+    """Binding of a ligand: ``r = k_on_per_mM_ms * [ligand]``, voltage-independent.
+
+    ``evaluate`` gives the rate per mM; the concentration (mM) is applied per channel population (each
+    synapse has its own cleft) by the engine, and is 0 unless a protocol releases transmitter.
+    """
+
+    k_on_per_mM_ms: float
+    ligand: str = "glutamate"
+    kind = KIND_CONSTANT
+
+    def __post_init__(self):
+        if not (math.isfinite(self.k_on_per_mM_ms) and self.k_on_per_mM_ms >= 0.0):
+            raise ValueError(f"LigandBinding.k_on_per_mM_ms must be finite and >= 0, got {self.k_on_per_mM_ms!r}")
+        if not (isinstance(self.ligand, str) and self.ligand):
+            raise ValueError(f"LigandBinding.ligand must be a non-empty name, got {self.ligand!r}")
+
+    def evaluate(self, V_mV):
+        return np.full_like(np.asarray(V_mV, dtype=float), self.k_on_per_mM_ms)
+
+    @property
+    def params(self):
+        return (float(self.k_on_per_mM_ms), 0.0, 1.0)
 
 
 @dataclass(frozen=True)

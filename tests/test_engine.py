@@ -168,3 +168,28 @@ def test_zero_channels_on_tiny_area_still_runs_with_leak():
     np.testing.assert_allclose(r.trace["V_mV"], -54.387, atol=1e-9)
     with pytest.raises(ValueError, match="no conductance"):
         Patch(area_um2=0.001, channels=(ChannelPopulation(si.hh_sodium(), density_per_um2=60.0),))
+
+
+def test_results_do_not_depend_on_buffer_size_bit_for_bit(monkeypatch):
+    """Pausing the kernel (full event buffer) carries every running total over: the run is bit-identical."""
+    import stochion.engine as engine
+
+    patch = si.hh_patch(10.0)
+    runs = []
+    for cap in (1000, 1 << 18):
+        monkeypatch.setattr(engine, "_EVENT_BUFFER", cap)
+        runs.append(si.simulate(patch, si.CurrentStep(amplitude_uA_cm2=9.0), t_stop_ms=20.0, seed=4,
+                                track_agents=True))
+    assert len(runs[0].channel_events) > 5000
+    pd.testing.assert_frame_equal(runs[0].channel_events, runs[1].channel_events, check_exact=True)
+    pd.testing.assert_frame_equal(runs[0].trace, runs[1].trace, check_exact=True)
+
+
+def test_voltage_settling_exactly_on_the_spike_level():
+    from stochion.channels import leak_channel
+
+    patch = Patch(area_um2=1.0, channels=(ChannelPopulation(leak_channel(reversal_mV=0.0, tau_ms=1e6), count=1),),
+                  g_leak_mS_per_cm2=0.3, E_leak_mV=0.0)
+    sim = si.PatchSimulation(patch, seed=1, V0_mV=-10.0)
+    sim.advance_to(5000.0)
+    assert -1e-9 < sim.V_mV <= 0.0

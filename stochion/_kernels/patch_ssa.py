@@ -54,7 +54,12 @@ F_I = 3  # injected current (pA) of the current segment
 F_SPK_T = 4  # crossing time of the spike in progress
 F_SPK_PEAK = 5
 F_SPK_PEAK_T = 6
-N_FSTATE = 7
+F_VMAX = 7  # largest V reached so far (at a step end: V is monotone within steps) and when
+F_VMAX_T = 8
+F_B = 9  # running totals, carried across calls so that where a run pauses changes nothing, not even rounding
+F_GCH = 10
+F_GECH = 11
+N_FSTATE = 12
 
 # -- istate slots -----------------------------------------------------------------------------------------
 I_CELL = 0
@@ -68,7 +73,8 @@ I_EVENTS = 7  # accepted channel events (total)
 I_CANDIDATES = 8
 I_CELL_CHANGES = 9
 I_CLAMPED = 10
-N_ISTATE = 11
+I_SINCE_REFRESH = 11
+N_ISTATE = 12
 
 MODE_CURRENT = 0
 MODE_VOLTAGE = 1
@@ -92,6 +98,8 @@ def _time_to(V, target, G, num, C, s_max):
     """Time (ms) for the relaxation from V to reach ``target``, assumed to be on the way; clipped to [0, s_max]."""
     if G > 0.0:
         Vinf = num / G
+        if target == Vinf:  # approached asymptotically, never reached
+            return s_max
         ratio = (V - Vinf) / (target - Vinf)
         s = C / G * math.log(ratio) if ratio > 0.0 else s_max
     else:
@@ -189,15 +197,15 @@ def run_patch(
     clamped = istate[I_CLAMPED]
     status = STATUS_DONE
 
-    B = 0.0
-    Gch = 0.0
-    gEch = 0.0
-    since_refresh = 0
-    if istate[I_SEG_READY] != 0 and seg < n_seg:
-        B, Gch, gEch = refresh_totals(counts, state_ptr, bmax, exit_bound, state_g, state_gE)
+    B = fstate[F_B]
+    Gch = fstate[F_GCH]
+    gEch = fstate[F_GECH]
+    since_refresh = istate[I_SINCE_REFRESH]
 
     while seg < n_seg:
         t_end = seg_t_end[seg]
+        if t_end < t:  # a segment that ended before the present time is empty; time never runs backwards
+            t_end = t
         if istate[I_SEG_READY] == 0:
             if seg_mode[seg] == MODE_VOLTAGE:
                 clamped = 1
@@ -217,6 +225,7 @@ def run_patch(
                     cell = n_cells - 1
                 set_cell_bounds(cell, tr_law, tr_factor, tr_scale, law_table, bmax, ratio)
             B, Gch, gEch = refresh_totals(counts, state_ptr, bmax, exit_bound, state_g, state_gE)
+            since_refresh = 0
             istate[I_SEG_READY] = 1
 
         while True:
@@ -290,6 +299,9 @@ def run_patch(
             t = t_new
             V = V_new
             if not clamped:
+                if V > fstate[F_VMAX]:
+                    fstate[F_VMAX] = V
+                    fstate[F_VMAX_T] = t
                 if crossed:
                     armed = 0
                     fstate[F_SPK_T] = t
@@ -386,6 +398,10 @@ def run_patch(
         seg += 1
         istate[I_SEG_READY] = 0
 
+    fstate[F_B] = B
+    fstate[F_GCH] = Gch
+    fstate[F_GECH] = gEch
+    istate[I_SINCE_REFRESH] = since_refresh
     fstate[F_T] = t
     fstate[F_V] = V
     fstate[F_EREM] = E_rem

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..rates import RateLaw, VALIDATION_RANGE_MV, voltage_grid_mV
+from ..rates import LigandBinding, RateLaw, VALIDATION_RANGE_MV, voltage_grid_mV
 
 __all__ = ["Transition", "MarkovScheme", "gate_scheme", "GateParticle"]
 
@@ -193,27 +193,34 @@ class MarkovScheme:
         """Q10 factor ``q10 ** ((T - reference_celsius) / 10)`` applied to every rate."""
         return self.q10 ** ((temperature_celsius - self.reference_celsius) / 10.0)
 
-    def generator(self, V_mV, temperature_celsius: float | None = None) -> np.ndarray:
+    @property
+    def ligands(self) -> tuple:
+        """Names of the ligands whose binding drives transitions of this scheme."""
+        return tuple(sorted({tr.rate.ligand for tr in self.transitions if isinstance(tr.rate, LigandBinding)}))
+
+    def generator(self, V_mV, temperature_celsius: float | None = None, ligand_mM: float = 0.0) -> np.ndarray:
         """Generator matrix ``Q`` (1/ms) at ``V_mV``: ``Q[i, j]`` is the rate i -> j, rows sum to 0.
 
-        ``V_mV`` may be an array; the result then has shape ``V.shape + (n, n)``.
+        ``V_mV`` may be an array; the result then has shape ``V.shape + (n, n)``. Ligand-binding transitions
+        are scaled by ``ligand_mM`` (mM).
         """
         T = self.reference_celsius if temperature_celsius is None else temperature_celsius
         phi = self.temperature_factor(T)
         V = np.asarray(V_mV, dtype=float)
         Q = np.zeros(V.shape + (self.n_states, self.n_states))
         for tr in self.transitions:
-            Q[..., self._index[tr.source], self._index[tr.target]] += phi * tr.rate_per_ms(V)
+            scale = ligand_mM if isinstance(tr.rate, LigandBinding) else 1.0
+            Q[..., self._index[tr.source], self._index[tr.target]] += phi * scale * tr.rate_per_ms(V)
         idx = np.arange(self.n_states)
         Q[..., idx, idx] = -Q.sum(axis=-1)
         return Q
 
-    def stationary(self, V_mV, temperature_celsius: float | None = None) -> np.ndarray:
+    def stationary(self, V_mV, temperature_celsius: float | None = None, ligand_mM: float = 0.0) -> np.ndarray:
         """Stationary occupancy probabilities at fixed voltage(s): solves ``p Q = 0`` with ``sum p = 1``.
 
         ``V_mV`` may be an array; the result then has shape ``V.shape + (n,)``.
         """
-        Q = self.generator(V_mV, temperature_celsius)
+        Q = self.generator(V_mV, temperature_celsius, ligand_mM)
         # p Q = 0 is rank n-1 for an irreducible scheme; replace one equation by the normalisation
         A = np.swapaxes(Q, -1, -2).copy()
         A[..., -1, :] = 1.0
