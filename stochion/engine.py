@@ -193,6 +193,27 @@ def _counts_from_states(patch: Patch, lowered: LoweredPatch, initial_states) -> 
     return counts
 
 
+def _initial_kernel_state(patch, L, V0_mV, spike_level_mV, seed_sequence, counts=None):
+    """Counts, random streams and scalar state of a run starting at ``V0_mV`` (one trial).
+
+    The three child seeds of ``seed_sequence`` are, in order: the initial stationary draw (when ``counts`` is
+    not given), the channel stream and the agent stream.
+    """
+    init_ss, main_ss, agent_ss = child_seeds(seed_sequence, 3)
+    if counts is None:
+        counts = stationary_counts(patch, L, V0_mV, np.random.Generator(np.random.PCG64(init_ss)))
+    fstate = np.zeros(K.N_FSTATE)
+    fstate[K.F_V] = V0_mV
+    fstate[K.F_EREM] = -1.0  # draw a fresh clock
+    fstate[K.F_VMAX] = V0_mV
+    istate = np.zeros(K.N_ISTATE, dtype=np.int64)
+    istate[K.I_ARMED] = 1 if V0_mV < spike_level_mV else 0
+    if not istate[K.I_ARMED]:  # started above the spike level: marked as not a spike of this run
+        fstate[K.F_SPK_T] = -1.0
+        fstate[K.F_SPK_PEAK] = V0_mV
+    return counts, stream_state(main_ss), stream_state(agent_ss), fstate, istate
+
+
 def _check_finite(name, value, lo=-math.inf, hi=math.inf):
     v = float(value)
     if not (math.isfinite(v) and lo <= v <= hi):
@@ -236,25 +257,11 @@ class PatchSimulation:
         self.patch = patch
         self.lowered = L = lower_patch(patch)
         self.seed_sequence = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-        init_ss, main_ss, agent_ss = child_seeds(self.seed_sequence, 3)
         self.V0_mV = patch.resting_potential_mV() if V0_mV is None else _check_finite("V0_mV", V0_mV, lo, hi)
-        if initial_states is None:
-            counts = stationary_counts(patch, L, self.V0_mV, np.random.Generator(np.random.PCG64(init_ss)))
-        else:
-            counts = _counts_from_states(patch, L, initial_states)
-        self.counts = counts
+        given = None if initial_states is None else _counts_from_states(patch, L, initial_states)
+        self.counts, self.rng, self.rng_agent, self.fstate, self.istate = _initial_kernel_state(
+            patch, L, self.V0_mV, self.spike_level_mV, self.seed_sequence, given)
         self.track_agents = bool(track_agents)
-        self.rng = stream_state(main_ss)
-        self.rng_agent = stream_state(agent_ss)
-        self.fstate = np.zeros(K.N_FSTATE)
-        self.fstate[K.F_V] = self.V0_mV
-        self.fstate[K.F_EREM] = -1.0
-        self.fstate[K.F_VMAX] = self.V0_mV
-        self.istate = np.zeros(K.N_ISTATE, dtype=np.int64)
-        self.istate[K.I_ARMED] = 1 if self.V0_mV < self.spike_level_mV else 0
-        if not self.istate[K.I_ARMED]:  # started above the spike level: not a spike of this run
-            self.fstate[K.F_SPK_T] = -1.0
-            self.fstate[K.F_SPK_PEAK] = self.V0_mV
         self.tr_scale = L.tr_scale.copy()
         self._bmax = np.zeros(L.tr_src.size)
         self._ratio = np.zeros(L.tr_src.size)
@@ -491,23 +498,11 @@ def run_trials(patch: Patch, seg_t_end, seg_mode, seg_value, seed_sequences, *, 
     counts = np.zeros((n, L.n_states), dtype=np.int64)
     rng = np.zeros((n, 4), dtype=np.uint64)
     rng_agent = np.zeros((n, 4), dtype=np.uint64)
-    stationary = [scheme.stationary(V0, patch.temperature_celsius) for scheme in patch.schemes]
+    fstate = np.zeros((n, K.N_FSTATE))
+    istate = np.zeros((n, K.N_ISTATE), dtype=np.int64)
     for k, ss in enumerate(seeds):
         ss = ss if isinstance(ss, np.random.SeedSequence) else np.random.SeedSequence(ss)
-        init_ss, main_ss, agent_ss = child_seeds(ss, 3)
-        g = np.random.Generator(np.random.PCG64(init_ss))
-        for t, p in enumerate(stationary):
-            counts[k, L.type_slice(t)] = g.multinomial(int(L.n_channels[t]), p)
-        rng[k] = stream_state(main_ss)
-        rng_agent[k] = stream_state(agent_ss)
-    fstate = np.zeros((n, K.N_FSTATE))
-    fstate[:, K.F_V] = V0
-    fstate[:, K.F_EREM] = -1.0
-    fstate[:, K.F_VMAX] = V0
-    istate = np.zeros((n, K.N_ISTATE), dtype=np.int64)
-    istate[:, K.I_ARMED] = 1 if V0 < level else 0
-    if V0 >= level:
-        fstate[:, K.F_SPK_T] = -1.0
+        counts[k], rng[k], rng_agent[k], fstate[k], istate[k] = _initial_kernel_state(patch, L, V0, level, ss)
     bmax = np.zeros((n, L.tr_src.size))
     ratio = np.zeros((n, L.tr_src.size))
     exit_bound = np.zeros((n, L.n_states))
