@@ -278,20 +278,14 @@ class PatchSimulation:
         L = self.lowered
         if not self.track_agents:
             self.members = np.zeros((1, 1), dtype=np.int32)
-            self.pos = np.zeros(1, dtype=np.int32)
-            self.chan_state = np.zeros(1, dtype=np.int32)
             return
         cap = int(max(L.n_channels.max(initial=0), 1))
         n_total = int(L.n_channels.sum())
         self.members = np.zeros((L.n_states, cap), dtype=np.int32)
-        self.pos = np.zeros(n_total, dtype=np.int32)
-        self.chan_state = np.zeros(n_total, dtype=np.int32)
         c = 0
         for s in range(L.n_states):
             for k in range(int(self.counts[s])):
                 self.members[s, k] = c
-                self.pos[c] = k
-                self.chan_state[c] = s
                 c += 1
         # global channel id -> (type, id within type): channels are numbered type by type
         self.channel_type_of = np.repeat(np.arange(len(L.type_names)), L.n_channels)
@@ -393,9 +387,12 @@ class PatchSimulation:
         rec_I = np.zeros(n_rec)
         spk_t, spk_peak, spk_peak_t = np.zeros(256), np.zeros(256), np.zeros(256)
         n_ev_cap = _EVENT_BUFFER if self.track_agents else 0
-        ev_t, ev_V = np.zeros(n_ev_cap), np.zeros(n_ev_cap)
-        ev_ch = np.zeros(n_ev_cap, dtype=np.int32)
-        ev_from, ev_to = np.zeros(n_ev_cap, dtype=np.int16), np.zeros(n_ev_cap, dtype=np.int16)
+
+        def event_buffers():
+            return (np.empty(n_ev_cap), np.empty(n_ev_cap, dtype=np.int32), np.empty(n_ev_cap, dtype=np.int16),
+                    np.empty(n_ev_cap, dtype=np.int16), np.empty(n_ev_cap))
+
+        ev_t, ev_ch, ev_from, ev_to, ev_V = event_buffers()
         while True:
             self.istate[K.I_N_SPK] = 0
             self.istate[K.I_N_EV] = 0
@@ -404,7 +401,7 @@ class PatchSimulation:
                 L.gE_leak, L.C, L.law_kind, L.law_par, L.law_table, L.grid_lo, L.grid_step,
                 seg_t_end, seg_mode, seg_value,
                 self.counts, self.fstate, self.istate, self.rng, self.rng_agent, self._bmax, self._ratio, self._exit,
-                self.track_agents, self.members, self.pos, self.chan_state,
+                self.track_agents, self.members,
                 dt, rec_k0, rec_V, rec_counts, rec_I,
                 self.spike_level_mV, self.rearm_mV, bool(stop_on_spike), spk_t, spk_peak, spk_peak_t,
                 ev_t, ev_ch, ev_from, ev_to, ev_V,
@@ -413,9 +410,9 @@ class PatchSimulation:
             if n_spk:
                 self._spk_chunks.append((spk_t[:n_spk].copy(), spk_peak[:n_spk].copy(), spk_peak_t[:n_spk].copy()))
             n_ev = int(self.istate[K.I_N_EV])
-            if n_ev:
-                self._ev_chunks.append((ev_t[:n_ev].copy(), ev_ch[:n_ev].copy(), ev_from[:n_ev].copy(),
-                                        ev_to[:n_ev].copy(), ev_V[:n_ev].copy()))
+            if n_ev:  # hand the filled buffers over (no copy) and take fresh ones
+                self._ev_chunks.append((ev_t[:n_ev], ev_ch[:n_ev], ev_from[:n_ev], ev_to[:n_ev], ev_V[:n_ev]))
+                ev_t, ev_ch, ev_from, ev_to, ev_V = event_buffers()
             if status in (K.STATUS_EVENTS_FULL, K.STATUS_SPIKES_FULL):
                 continue
             if status == K.STATUS_V_OUT_OF_RANGE:
@@ -449,9 +446,28 @@ class PatchSimulation:
             return None
         return (float(self.fstate[K.F_SPK_T]), float(self.fstate[K.F_SPK_PEAK]), float(self.fstate[K.F_SPK_PEAK_T]))
 
+    def agent_states(self) -> np.ndarray:
+        """Each channel's present state (global state index), read from the agents' lists.
+
+        Raises if the lists are not a partition of the channels (each channel in exactly one state, the lists
+        as long as the counts): the bookkeeping invariant of agent tracking.
+        """
+        if not self.track_agents:
+            raise ValueError("agent_states needs track_agents=True")
+        n_total = int(self.lowered.n_channels.sum())
+        state = np.full(n_total, -1, dtype=np.int64)
+        for s in range(self.lowered.n_states):
+            ids = self.members[s, : self.counts[s]]
+            if np.any(state[ids] >= 0) or ids.size != np.unique(ids).size:
+                raise AssertionError(f"a channel is listed twice (state {self.lowered.state_labels[s]})")
+            state[ids] = s
+        if np.any(state < 0):
+            raise AssertionError(f"{int(np.sum(state < 0))} channels are in no state list")
+        return state
+
     def agent_counts(self) -> np.ndarray:
         """State counts recomputed from the agents' individual states (for consistency checks)."""
-        return np.bincount(self.chan_state, minlength=self.lowered.n_states) if self.track_agents else None
+        return np.bincount(self.agent_states(), minlength=self.lowered.n_states)
 
 
 @dataclass

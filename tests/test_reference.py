@@ -180,7 +180,7 @@ def kernel_state(sim: PatchSimulation) -> dict:
         "counts": sim.counts.copy(), "fstate": sim.fstate.copy(), "istate": sim.istate.copy(),
         "rng": sim.rng.copy(), "rng_agent": sim.rng_agent.copy(),
         "bmax": sim._bmax.copy(), "ratio": sim._ratio.copy(), "exit_bound": sim._exit.copy(),
-        "members": sim.members.copy(), "pos": sim.pos.copy(), "chan_state": sim.chan_state.copy(),
+        "members": sim.members.copy(),
     }
 
 
@@ -221,7 +221,7 @@ def drive(run_patch, sim, state, seg_t_end, seg_mode, seg_value, *, stop_on_spik
             seg_t_end, seg_mode, seg_value,
             state["counts"], state["fstate"], istate, state["rng"], state["rng_agent"], state["bmax"],
             state["ratio"], state["exit_bound"],
-            sim.track_agents, state["members"], state["pos"], state["chan_state"],
+            sim.track_agents, state["members"],
             dt, rec_k0, rec_V, rec_counts, rec_I,
             sim.spike_level_mV, sim.rearm_mV, bool(stop_on_spike), spk_t, spk_peak, spk_peak_t,
             ev_t, ev_ch, ev_from, ev_to, ev_V,
@@ -253,7 +253,7 @@ def drive(run_patch, sim, state, seg_t_end, seg_mode, seg_value, *, stop_on_spik
 
 EXACT_OUTPUTS = ("status", "rec_k", "rec_counts", "rec_I", "ev_ch", "ev_from", "ev_to")
 FLOAT_OUTPUTS = ("rec_V", "spk_t", "spk_peak", "spk_peak_t", "ev_t", "ev_V")
-EXACT_STATE = ("counts", "istate", "rng", "rng_agent", "members", "pos", "chan_state")
+EXACT_STATE = ("counts", "istate", "rng", "rng_agent", "members")
 FLOAT_STATE = ("fstate", "bmax", "ratio", "exit_bound")
 
 
@@ -279,13 +279,10 @@ def run_both(sim, segments, **kw):
 
 
 def assert_agents_consistent(sim, st):
-    """Agent bookkeeping: every channel sits where ``members``/``pos`` say, and the counts add up."""
-    counts, members, pos, chan_state = st["counts"], st["members"], st["pos"], st["chan_state"]
-    np.testing.assert_array_equal(np.bincount(chan_state, minlength=counts.size), counts)
-    for s in range(counts.size):
-        ids = members[s, : counts[s]]
-        np.testing.assert_array_equal(chan_state[ids], s)
-        np.testing.assert_array_equal(pos[ids], np.arange(counts[s]))
+    """Agent bookkeeping: the state lists partition the channels (each exactly once) and match the counts."""
+    counts, members = st["counts"], st["members"]
+    ids = np.concatenate([members[s, : counts[s]] for s in range(counts.size)])
+    np.testing.assert_array_equal(np.sort(ids), np.arange(ids.size))
 
 
 def protocol(area_um2):
@@ -335,7 +332,7 @@ def test_reference_reproduces_the_engine():
     np.testing.assert_array_equal(st_r["counts"], engine_sim.counts)
     np.testing.assert_array_equal(st_r["rng"], engine_sim.rng)
     np.testing.assert_array_equal(st_r["rng_agent"], engine_sim.rng_agent)
-    np.testing.assert_array_equal(st_r["chan_state"], engine_sim.chan_state)
+    np.testing.assert_array_equal(st_r["members"], engine_sim.members)
     np.testing.assert_array_equal(st_r["istate"][[K.I_EVENTS, K.I_CANDIDATES, K.I_CELL_CHANGES, K.I_REC_NEXT]],
                                   engine_sim.istate[[K.I_EVENTS, K.I_CANDIDATES, K.I_CELL_CHANGES, K.I_REC_NEXT]])
     np.testing.assert_allclose(st_r["fstate"], engine_sim.fstate, rtol=RTOL, atol=1e-12)

@@ -26,8 +26,6 @@ def run_batch(
 ):
     """Run the trials ``active`` through their schedules; ``status[i]`` gets each trial's status code."""
     members = np.zeros((1, 1), dtype=np.int32)
-    pos = np.zeros(1, dtype=np.int32)
-    chan_state = np.zeros(1, dtype=np.int32)
     ev_f = np.zeros(0)
     ev_i = np.zeros(0, dtype=np.int32)
     ev_s = np.zeros(0, dtype=np.int16)
@@ -38,7 +36,7 @@ def run_batch(
             law_kind, law_par, law_table, grid_lo, grid_step,
             seg_t_end[i], seg_mode[i], seg_value[i],
             counts[i], fstate[i], istate[i], rng[i], rng_agent[i], bmax[i], ratio[i], exit_bound[i],
-            False, members, pos, chan_state,
+            False, members,
             rec_dt, rec_k0, rec_V[i], rec_counts[i], rec_I[i],
             spike_level, rearm_level, False, spk_t[i], spk_peak[i], spk_peak_t[i],
             ev_f, ev_i, ev_s, ev_s, ev_f,

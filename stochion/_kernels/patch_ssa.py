@@ -163,8 +163,9 @@ def run_patch(
     seg_t_end, seg_mode, seg_value,
     # mutable state
     counts, fstate, istate, rng, rng_agent, bmax, ratio, exit_bound,
-    # agents (members[s, k] = channel id; pos[c]; chan_state[c]); ignored unless track_agents
-    track_agents, members, pos, chan_state,
+    # agents: members[s, :counts[s]] are the ids of the channels in state s (any order); unless track_agents,
+    # ignored. A moving channel is picked by its index in that list, so no id -> position map is needed.
+    track_agents, members,
     # recording: record times are k * rec_dt for absolute k = rec_k0 + row
     rec_dt, rec_k0, rec_V, rec_counts, rec_I,
     # spikes
@@ -373,12 +374,8 @@ def run_patch(
             if track_agents:
                 k = int(next_double(rng_agent) * nsrc)
                 c = members[src, k]
-                last = members[src, nsrc - 1]
-                members[src, k] = last
-                pos[last] = k
+                members[src, k] = members[src, nsrc - 1]
                 members[dst, counts[dst]] = c
-                pos[c] = counts[dst]
-                chan_state[c] = dst
                 ev_t[n_ev] = t
                 ev_ch[n_ev] = c
                 ev_from[n_ev] = src

@@ -244,7 +244,7 @@ def run_patch(
     # mutable state
     counts, fstate, istate, rng, rng_agent, bmax, ratio, exit_bound,
     # agents
-    track_agents, members, pos, chan_state,
+    track_agents, members,
     # recording
     rec_dt, rec_k0, rec_V, rec_counts, rec_I,
     # spikes
@@ -463,12 +463,8 @@ def run_patch(
             if track_agents:
                 k = int(next_double_py(rng_agent) * nsrc)  # draw ua: which channel of the source state moves
                 c = int(members[src, k])
-                last = int(members[src, nsrc - 1])
-                members[src, k] = last
-                pos[last] = k
+                members[src, k] = members[src, nsrc - 1]
                 members[dst, counts[dst]] = c
-                pos[c] = counts[dst]
-                chan_state[c] = dst
                 ev_t[n_ev] = t
                 ev_ch[n_ev] = c
                 ev_from[n_ev] = src
