@@ -13,11 +13,42 @@ from .biophysics import (
     nernst_mV,
     q10_factor,
 )
-from .channels import GateParticle, MarkovScheme, Transition, gate_scheme, hh_potassium, hh_sodium, leak_channel
+from .channels import (
+    GateParticle,
+    MarkovScheme,
+    Transition,
+    ampa_receptor,
+    gate_scheme,
+    hh_potassium,
+    hh_sodium,
+    leak_channel,
+)
 from .deterministic import DeterministicSimulation
 from .engine import PatchSimulation, VoltageRunawayError
+from .ensemble import SweepResult, sweep, trial_seed
+from .experiment import Experiment
 from .membrane import ChannelPopulation, Patch, hh_patch
-from .protocols import CurrentStep, Schedule, VoltageStep
+from .protocols import (
+    Combined,
+    CurrentPulse,
+    CurrentRamp,
+    CurrentStep,
+    CurrentWaveform,
+    NoisyCurrent,
+    PairedPulse,
+    PoissonRelease,
+    PulseTrain,
+    RegularRelease,
+    Schedule,
+    SpikeTriggeredPulse,
+    StopAfterSpikes,
+    TransmitterRelease,
+    VoltageClamp,
+    VoltageStep,
+    activation_protocols,
+    inactivation_protocols,
+    recovery_protocols,
+)
 from .rates import Constant, Exponential, Linoid, Sigmoid, TabulatedRate
 from .results import Result
 from .simulation import simulate
@@ -39,15 +70,36 @@ __all__ = [
     "hh_potassium",
     "hh_sodium",
     "leak_channel",
+    "ampa_receptor",
     "PatchSimulation",
     "DeterministicSimulation",
     "VoltageRunawayError",
     "ChannelPopulation",
     "Patch",
     "hh_patch",
+    "Experiment",
+    "sweep",
+    "SweepResult",
+    "trial_seed",
+    "Combined",
     "CurrentStep",
+    "CurrentPulse",
+    "PulseTrain",
+    "PairedPulse",
+    "CurrentRamp",
+    "NoisyCurrent",
+    "CurrentWaveform",
     "Schedule",
     "VoltageStep",
+    "VoltageClamp",
+    "activation_protocols",
+    "inactivation_protocols",
+    "recovery_protocols",
+    "SpikeTriggeredPulse",
+    "StopAfterSpikes",
+    "TransmitterRelease",
+    "RegularRelease",
+    "PoissonRelease",
     "Constant",
     "Exponential",
     "Linoid",

@@ -298,6 +298,7 @@ class DeterministicSimulation:
         self.patch = patch
         self.lowered = L = lower_patch(patch)
         self._mf = _MeanField(L)
+        self._tr_scale = np.asarray(L.tr_scale, dtype=float).copy()  # ligand concentrations (mM) of binding steps
         self.V0_mV = patch.resting_potential_mV() if V0_mV is None else _check_finite("V0_mV", V0_mV, lo, hi)
         if initial_occupancy is None:
             p0 = np.concatenate([s.stationary(self.V0_mV, patch.temperature_celsius) for s in patch.schemes]
@@ -378,6 +379,26 @@ class DeterministicSimulation:
     def agent_counts(self):
         """None: the deterministic limit has no agents (interface parity with the engine)."""
         return None
+
+    def set_ligand_mM(self, concentrations: Mapping) -> None:
+        """Set the transmitter concentration (mM) seen by ligand-gated populations, ``{type name: mM}``.
+
+        As :meth:`stochion.engine.PatchSimulation.set_ligand_mM`: the binding transitions of that type
+        (:class:`~stochion.rates.LigandBinding`) are scaled by the concentration from the next ``advance_to``
+        on; advance to the present time first so that the change happens exactly now.
+        """
+        L = self.lowered
+        scale = self._tr_scale.copy()
+        for name, conc in dict(concentrations).items():
+            if name not in L.type_names:
+                raise ValueError(f"set_ligand_mM: unknown channel type {name!r}; types are {list(L.type_names)}")
+            k = L.type_names.index(name)
+            sel = np.asarray(L.tr_ligand_type) == k
+            if not sel.any():
+                raise ValueError(f"set_ligand_mM: channel type {name!r} has no ligand-binding transition")
+            scale[sel] = _check_finite(f"ligand concentration of {name!r} (mM)", conc, 0.0)
+        self._tr_scale = scale
+        self._mf.k_tr = np.asarray(L.tr_factor, dtype=float) * scale
 
     # -- running ----------------------------------------------------------------------------------------------
     def advance_to(self, t_ms: float, *, current_pA: float = 0.0, clamp_mV: float | None = None,

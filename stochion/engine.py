@@ -265,7 +265,7 @@ class PatchSimulation:
         self.tr_scale = L.tr_scale.copy()
         self._bmax = np.zeros(L.tr_src.size)
         self._ratio = np.zeros(L.tr_src.size)
-        self._exit = np.zeros(L.n_states)
+        self._exit = np.zeros((2, L.n_states))
         self._init_agents()
         self._rec_chunks = []  # (t, V, counts, value, mode)
         self._spk_chunks = []
@@ -521,7 +521,7 @@ def run_trials(patch: Patch, seg_t_end, seg_mode, seg_value, seed_sequences, *, 
         counts[k], rng[k], rng_agent[k], fstate[k], istate[k] = _initial_kernel_state(patch, L, V0, level, ss)
     bmax = np.zeros((n, L.tr_src.size))
     ratio = np.zeros((n, L.tr_src.size))
-    exit_bound = np.zeros((n, L.n_states))
+    exit_bound = np.zeros((n, 2, L.n_states))
     dt = _check_finite("record_dt_ms", record_dt_ms, 1e-6, 1e6)
     t_stop = float(seg_t_end[:, -1].max())
     n_rec = int(math.floor(t_stop / dt + 1e-9)) + 1 if record else 0

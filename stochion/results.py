@@ -6,10 +6,12 @@
 ``spikes``: ``trial``, ``t_ms`` (exact upward crossing of the spike level), ``peak_mV``, ``peak_t_ms``.
 ``channel_events`` (agent tracking): ``trial``, ``channel_type``, ``channel_id``, ``t_ms``, ``from_state``,
 ``to_state``, ``V_mV``.
+``protocol`` (runs through an :class:`~stochion.experiment.Experiment`): one row per protocol action.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -24,8 +26,9 @@ __all__ = ["Result", "package_versions"]
 MODE_VOLTAGE = 1
 
 
-def package_versions() -> dict:
-    """Versions of stochion, Python and the numerical stack, for provenance."""
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple:
+    # importlib.metadata costs ~15 ms a call; versions cannot change within a process
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
@@ -34,7 +37,12 @@ def package_versions() -> dict:
             out[name] = version(name)
         except PackageNotFoundError:  # pragma: no cover - running from a source tree
             out[name] = None
-    return out
+    return tuple(out.items())
+
+
+def package_versions() -> dict:
+    """Versions of stochion, Python and the numerical stack, for provenance."""
+    return dict(_versions())
 
 
 @dataclass
@@ -45,6 +53,7 @@ class Result:
     spikes: pd.DataFrame
     channel_events: pd.DataFrame | None = None
     provenance: dict = field(default_factory=dict)
+    protocol: pd.DataFrame | None = None  # one row per protocol action (t_ms, source, action, target, value, unit)
 
     # -- summaries --------------------------------------------------------------------------------------------
     def summary(self, *, settle_ms: float = 50.0) -> dict:
@@ -93,6 +102,8 @@ class Result:
         tables = {"": self.trace, "_spikes": self.spikes}
         if self.channel_events is not None:
             tables["_channel_events"] = self.channel_events
+        if self.protocol is not None:
+            tables["_protocol"] = self.protocol
         for tag, df in tables.items():
             p = path.with_name(path.stem + tag + suffix)
             if suffix == ".parquet":

@@ -32,8 +32,8 @@ Euler; O(dx²) in space). With one compartment and no axial current, ``run_cable
 patch kernel as ``dt -> 0``.
 
 Random draws (``run_cable_ssa``, one ``xoshiro256**`` stream ``rng`` per run), in order: steps in time order;
-within a step, compartments ``0 .. N-1``; within a compartment, whenever its clock is spent (``E_rem < 0``)
-and its total rate is positive a fresh unit exponential (``next_exponential``, ziggurat); at each event one
+within a step, compartments ``0 .. N-1`` (compartments without channels draw nothing); within a compartment,
+whenever its clock is spent (``E_rem < 0``) and its total rate is positive a fresh unit exponential (``next_exponential``, ziggurat); at each event one
 uniform (``next_double``) that picks the source state and the transition by residual, states in order, then
 the transitions leaving that state in order. Nothing else draws. ``run_cable_meanfield`` draws nothing.
 
@@ -220,6 +220,11 @@ def _ssa_compartment(i, dt, Vs, counts, E_rem, rng, state_ptr, tr_dst, tr_law, t
     Returns ``(integral of G dt (nS ms), integral of g E dt (nS mV ms), events)``.
     """
     n_states = counts.shape[1]
+    total = 0
+    for s in range(n_states):
+        total += counts[i, s]
+    if total == 0:  # no channels here (an internode): no rates to evaluate, no draws
+        return 0.0, 0.0, 0
     _rates_at(Vs, tr_law, tr_factor, tr_scale, law_kind, law_par, law_table, grid_lo, grid_step, law_val, rate)
     B = 0.0
     G = 0.0
@@ -380,14 +385,22 @@ def _meanfield_compartment(i, dt, Vs, p, n_chan, type_offsets, state_ptr, tr_dst
     ``p[i]`` holds the occupancy probabilities (each type's block sums to 1); ``n_chan[i, k]`` the number of
     channels of type ``k``. Returns the trapezoid averages ``(G (nS), sum g E (nS mV))`` over the step.
     """
-    _rates_at(Vs, tr_law, tr_factor, tr_scale, law_kind, law_par, law_table, grid_lo, grid_step, law_val, rate)
     half = 0.5 * dt
+    any_channels = False
+    for k in range(type_offsets.shape[0] - 1):
+        if n_chan[i, k] != 0.0:
+            any_channels = True
+    if not any_channels:
+        return 0.0, 0.0
+    _rates_at(Vs, tr_law, tr_factor, tr_scale, law_kind, law_par, law_table, grid_lo, grid_step, law_val, rate)
     G = 0.0
     gE = 0.0
     for k in range(type_offsets.shape[0] - 1):
         lo = type_offsets[k]
         m = type_offsets[k + 1] - lo
         N = n_chan[i, k]
+        if N == 0.0:  # no channels of this type here (an internode): nothing to conduct, nothing to advance
+            continue
         # (I - dt/2 Q^T) p_new = (I + dt/2 Q^T) p_old ; Q^T[d, s] = rate s -> d
         for r in range(m):
             b[r] = p[i, lo + r]

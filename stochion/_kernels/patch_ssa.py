@@ -85,12 +85,22 @@ _REFRESH_EVERY = 1024
 
 
 @numba.njit(cache=True, inline="always")
-def _relax(V, s, G, num, C):
-    """V after ``s`` ms of relaxation with conductance G (nS), ``num = sum g E + I`` (pA), C (pF)."""
+def _decay(x):
+    """exp(-x) for x >= 0. Between channel events x = s G / C is tiny (~1e-4 in a 100 µm² patch); below 1e-3
+    the 4th-order Taylor polynomial is exact to double precision (truncation < x^5/120 < 8.4e-18) and costs
+    four multiply-adds instead of a libm call."""
+    if x < 1e-3:
+        return 1.0 + x * (-1.0 + x * (0.5 + x * (-1.0 / 6.0 + x * (1.0 / 24.0))))
+    return math.exp(-x)
+
+
+@numba.njit(cache=True, inline="always")
+def _relax(V, s, G, num, invC):
+    """V after ``s`` ms of relaxation with conductance G (nS), ``num = sum g E + I`` (pA), ``invC = 1/C`` (1/pF)."""
     if G > 0.0:
         Vinf = num / G
-        return Vinf + (V - Vinf) * math.exp(-s * G / C)
-    return V + num / C * s
+        return Vinf + (V - Vinf) * _decay(s * G * invC)
+    return V + num * invC * s
 
 
 @numba.njit(cache=True, inline="always")
@@ -139,7 +149,8 @@ def set_exact_rates(V, tr_law, tr_factor, tr_scale, law_kind, law_par, law_table
 
 @numba.njit(cache=True)
 def refresh_totals(counts, state_ptr, bmax, exit_bound, state_g, state_gE):
-    """Rebuild per-state exit bounds and return (B, G_channels, gE_channels) from the counts."""
+    """Rebuild per-state exit bounds ``exit_bound[0]`` and selection weights ``exit_bound[1] = n * bound``;
+    return (B, G_channels, gE_channels) from the counts."""
     B = 0.0
     G = 0.0
     gE = 0.0
@@ -147,8 +158,10 @@ def refresh_totals(counts, state_ptr, bmax, exit_bound, state_g, state_gE):
         e = 0.0
         for j in range(state_ptr[s], state_ptr[s + 1]):
             e += bmax[j]
-        exit_bound[s] = e
-        B += counts[s] * e
+        exit_bound[0, s] = e
+        w = counts[s] * e
+        exit_bound[1, s] = w
+        B += w
         G += counts[s] * state_g[s]
         gE += counts[s] * state_gE[s]
     return B, G, gE
@@ -162,7 +175,7 @@ def run_patch(
     # protocol segments (absolute end times, mode, value: pA or mV)
     seg_t_end, seg_mode, seg_value,
     # mutable state
-    counts, fstate, istate, rng, rng_agent, bmax, ratio, exit_bound,
+    counts, fstate, istate, rng, rng_agent, bmax, ratio, exit_bound,  # exit_bound: (2, n_states) work array
     # agents: members[s, :counts[s]] are the ids of the channels in state s (any order); unless track_agents,
     # ignored. A moving channel is picked by its index in that list, so no id -> position map is needed.
     track_agents, members,
@@ -179,6 +192,9 @@ def run_patch(
     """
     n_states = counts.shape[0]
     n_cells = law_table.shape[1] - 1
+    invC = 1.0 / C
+    ebound = exit_bound[0]  # per-state sum of the transition bounds
+    weight = exit_bound[1]  # counts[s] * ebound[s]: the selection weight of each state
     n_seg = seg_t_end.shape[0]
     n_rec = rec_V.shape[0]
 
@@ -256,7 +272,7 @@ def run_patch(
             if clamped:
                 V_new = V
             else:
-                V_new = _relax(V, t_new - t, G, num, C)
+                V_new = _relax(V, t_new - t, G, num, invC)
                 lo_edge = grid_lo + cell * grid_step
                 hi_edge = lo_edge + grid_step
                 if V_new > hi_edge:
@@ -288,7 +304,7 @@ def run_patch(
                 # buffer with floor(t_end / dt + 1e-9), and the last segment takes those samples
                 if tr < t_new or (last_end and tr <= t_new + 1e-9 * rec_dt):
                     row = rec_next - rec_k0
-                    rec_V[row] = V if clamped else _relax(V, tr - t, G, num, C)
+                    rec_V[row] = V if clamped else _relax(V, tr - t, G, num, invC)
                     for s in range(n_states):
                         rec_counts[row, s] = counts[s]
                     rec_I[row] = seg_value[seg]
@@ -341,7 +357,7 @@ def run_patch(
             target = next_double(rng) * B
             src = -1
             for s in range(n_states):
-                w = counts[s] * exit_bound[s]
+                w = weight[s]
                 if w > 0.0:
                     src = s
                     if target < w:
@@ -386,7 +402,9 @@ def run_patch(
             counts[dst] += 1
             Gch += state_g[dst] - state_g[src]
             gEch += state_gE[dst] - state_gE[src]
-            B += exit_bound[dst] - exit_bound[src]
+            B += ebound[dst] - ebound[src]
+            weight[src] -= ebound[src]
+            weight[dst] += ebound[dst]
             n_events += 1
             since_refresh += 1
 

@@ -170,12 +170,19 @@ def rate_at_py(kind, a, vh, k, table_col, V, grid_lo, grid_step) -> float:
 
 
 # -- helpers (twins of the kernel's) --------------------------------------------------------------------------
-def _relax(V, s, G, num, C):
-    """V after ``s`` ms of relaxation with conductance G (nS), ``num = sum g E + I`` (pA), C (pF)."""
+def _decay(x):
+    """exp(-x): the 4th-order Taylor polynomial below x = 1e-3, as the kernel."""
+    if x < 1e-3:
+        return 1.0 + x * (-1.0 + x * (0.5 + x * (-1.0 / 6.0 + x * (1.0 / 24.0))))
+    return _exp(-x)
+
+
+def _relax(V, s, G, num, invC):
+    """V after ``s`` ms of relaxation with conductance G (nS), ``num = sum g E + I`` (pA), ``invC = 1/C``."""
     if G > 0.0:
         Vinf = num / G
-        return Vinf + (V - Vinf) * _exp(-s * G / C)
-    return V + num / C * s
+        return Vinf + (V - Vinf) * _decay(s * G * invC)
+    return V + num * invC * s
 
 
 def _time_to(V, target, G, num, C, s_max):
@@ -226,9 +233,11 @@ def _refresh_totals(counts, state_ptr, bmax, exit_bound, state_g, state_gE):
         e = 0.0
         for j in range(int(state_ptr[s]), int(state_ptr[s + 1])):
             e += float(bmax[j])
-        exit_bound[s] = e
+        exit_bound[0, s] = e
         n = int(counts[s])
-        B += n * e
+        w = n * e
+        exit_bound[1, s] = w
+        B += w
         G += n * float(state_g[s])
         gE += n * float(state_gE[s])
     return B, G, gE
@@ -267,6 +276,7 @@ def run_patch(
 
     n_states = len(counts)
     n_cells = law_table.shape[1] - 1
+    invC = 1.0 / C
     n_seg = len(seg_t_end)
     n_rec = len(rec_V)
     ev_cap = len(ev_t)
@@ -347,7 +357,7 @@ def run_patch(
             if clamped:
                 V_new = V
             else:
-                V_new = _relax(V, t_new - t, G, num, C)
+                V_new = _relax(V, t_new - t, G, num, invC)
                 lo_edge = grid_lo + cell * grid_step
                 hi_edge = lo_edge + grid_step
                 if V_new > hi_edge:
@@ -377,7 +387,7 @@ def run_patch(
                 # buffer with floor(t_end / dt + 1e-9), and the last segment takes those samples
                 if tr < t_new or (last_end and tr <= t_new + 1e-9 * rec_dt):
                     row = rec_next - rec_k0
-                    rec_V[row] = V if clamped else _relax(V, tr - t, G, num, C)
+                    rec_V[row] = V if clamped else _relax(V, tr - t, G, num, invC)
                     for s in range(n_states):
                         rec_counts[row, s] = counts[s]
                     rec_I[row] = seg_value[seg]
@@ -430,7 +440,7 @@ def run_patch(
             target = next_double_py(rng) * B
             src = -1
             for s in range(n_states):
-                w = int(counts[s]) * float(exit_bound[s])
+                w = float(exit_bound[1, s])
                 if w > 0.0:
                     src = s
                     if target < w:
@@ -475,7 +485,9 @@ def run_patch(
             counts[dst] += 1
             Gch += float(state_g[dst]) - float(state_g[src])
             gEch += float(state_gE[dst]) - float(state_gE[src])
-            B += float(exit_bound[dst]) - float(exit_bound[src])
+            B += float(exit_bound[0, dst]) - float(exit_bound[0, src])
+            exit_bound[1, src] = float(exit_bound[1, src]) - float(exit_bound[0, src])
+            exit_bound[1, dst] = float(exit_bound[1, dst]) + float(exit_bound[0, dst])
             n_events += 1
             since_refresh += 1
 
