@@ -137,11 +137,22 @@ def _run_sweep(args) -> int:
     return 0
 
 
+def _tour_parser(sub):
+    # the tour has its own argument parser (stochion.tour.main); this entry only names it in the help
+    sub.add_parser("tour", help="run every scenario and write one HTML report (see 'stochion tour --help')")
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["tour"]:
+        from .tour import main as tour_main
+
+        return tour_main(argv[1:])
     parser = argparse.ArgumentParser(prog="stochion", description="Exact stochastic simulation of nerve membranes.")
     sub = parser.add_subparsers(dest="command", required=True)
     _simulate_parser(sub)
     _sweep_parser(sub)
+    _tour_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
