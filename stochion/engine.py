@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -270,7 +271,6 @@ class PatchSimulation:
         self._rec_chunks = []  # (t, V, counts, value, mode)
         self._spk_chunks = []
         self._ev_chunks = []
-        self._segments = []  # (t_start, t_end, mode, value) actually run
         self.wall_s = 0.0
 
     # -- agents ---------------------------------------------------------------------------------------------
@@ -350,8 +350,6 @@ class PatchSimulation:
 
     def run_segments(self, seg_t_end, seg_mode, seg_value, *, stop_on_spike=False) -> bool:
         """Run through piecewise-constant segments (absolute end times, ``MODE_*`` codes, pA or mV values)."""
-        import time
-
         seg_t_end = np.ascontiguousarray(seg_t_end, dtype=np.float64)
         seg_mode = np.ascontiguousarray(seg_mode, dtype=np.int64)
         seg_value = np.ascontiguousarray(seg_value, dtype=np.float64)
@@ -376,7 +374,6 @@ class PatchSimulation:
         self.istate[K.I_SEG] = 0
         self.istate[K.I_SEG_READY] = 0
         dt = self.record_dt_ms
-        t0 = self.t_ms
         spiked = False
         start = time.perf_counter()
         t_target = float(seg_t_end[-1])
@@ -433,11 +430,6 @@ class PatchSimulation:
             seg_idx = np.minimum(np.searchsorted(seg_t_end, k * dt, side="right"), seg_t_end.size - 1)
             self._rec_chunks.append((k * dt, rec_V[:n_done], rec_counts[:n_done], rec_I[:n_done], seg_mode[seg_idx]))
         self.wall_s += time.perf_counter() - start
-        seg_start = np.concatenate([[t0], seg_t_end[:-1]])
-        for a, b, m, v in zip(seg_start, seg_t_end, seg_mode, seg_value):
-            if a >= self.t_ms:
-                break
-            self._segments.append((float(a), float(min(b, self.t_ms)), int(m), float(v)))
         return spiked
 
     def open_spike(self):
